@@ -1,0 +1,1 @@
+"""Broker adapters: implementations of messaging.port.Broker."""
