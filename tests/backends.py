@@ -37,3 +37,79 @@ def memory_factory() -> BrokerFactory:
 BACKENDS: dict[str, Callable[[], BrokerFactory]] = {
     "memory": memory_factory,
 }
+
+
+def _reachable_redis(url: str) -> None:
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except redis.RedisError as error:
+        unreachable(url, error)
+
+
+REDIS_URL = os.environ.get("MESSAGING_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+RABBITMQ_URL = os.environ.get("MESSAGING_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
+
+
+def redis_factory() -> BrokerFactory:
+    from adapters.redis import RedisBroker
+
+    _reachable_redis(REDIS_URL)
+    return lambda: RedisBroker(REDIS_URL)
+
+
+_fake_redis_url: str | None = None
+
+
+def fake_redis_url() -> str:
+    """A fakeredis server in a thread of this process, speaking real TCP."""
+    global _fake_redis_url
+    if _fake_redis_url is None:
+        import socket
+        import threading
+
+        from fakeredis import TcpFakeServer
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        server = TcpFakeServer(("127.0.0.1", port), server_type="redis")
+        threading.Thread(target=server.serve_forever, name="fakeredis", daemon=True).start()
+        _fake_redis_url = f"redis://127.0.0.1:{port}/0"
+    return _fake_redis_url
+
+
+def fakeredis_factory() -> BrokerFactory:
+    from adapters.redis import RedisBroker
+
+    url = fake_redis_url()
+    return lambda: RedisBroker(url)
+
+
+BACKENDS["redis"] = redis_factory
+BACKENDS["fakeredis"] = fakeredis_factory
+
+
+def _reachable_rabbitmq(url: str) -> None:
+    import kombu
+
+    connection = kombu.Connection(url, connect_timeout=2)
+    try:
+        connection.connect()
+    except OSError as error:
+        unreachable(url, error)
+    except Exception as error:  # noqa: BLE001 - kombu's and amqp's connection errors
+        unreachable(url, error)
+    finally:
+        connection.release()
+
+
+def rabbitmq_factory() -> BrokerFactory:
+    from adapters.rabbitmq import RabbitMQBroker
+
+    _reachable_rabbitmq(RABBITMQ_URL)
+    return lambda: RabbitMQBroker(RABBITMQ_URL)
+
+
+BACKENDS["rabbitmq"] = rabbitmq_factory

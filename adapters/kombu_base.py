@@ -1,0 +1,180 @@
+"""What the RabbitMQ and Redis adapters share: the kombu connection, the message layout on
+the broker, the subscription catalog's records, receipts and error translation.
+
+Messages are stored the way kombu stores them, so plain kombu (or pika) programs can
+publish to a topic and read a subscription: the payload as the body, ``content_type``,
+``message_id``, ``timestamp`` and the routing key as AMQP properties, and the user's
+headers as headers. The gateway adds one header of its own, ``x-messaging-published-at``
+(milliseconds since the epoch).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Any
+
+import kombu
+
+from messaging.errors import BrokerUnavailable
+from messaging.model import (
+    BINARY_CONTENT_TYPE,
+    Envelope,
+    HeaderValue,
+    Message,
+    SubscriptionConfig,
+)
+from messaging.port import Broker
+
+PUBLISHED_AT_HEADER = "x-messaging-published-at"
+DELIVERY_COUNT_HEADER = "x-delivery-count"
+"""Deliveries that ended without ack; RabbitMQ's quorum queues keep it under this name."""
+BROKER_HEADERS = frozenset({DELIVERY_COUNT_HEADER, "x-death", "compression"})
+BROKER_HEADER_PREFIXES = ("x-messaging-", "x-first-death-", "x-last-death-")
+CONNECT_TIMEOUT_SECONDS = 2.0
+"""How long a call waits for an unreachable broker before BrokerUnavailable."""
+
+
+def broker_headers(envelope: Envelope) -> dict[str, HeaderValue]:
+    headers = dict(envelope.headers)
+    headers[PUBLISHED_AT_HEADER] = int(envelope.published_at.timestamp() * 1000)
+    return headers
+
+
+def user_headers(headers: Mapping[str, Any] | None) -> dict[str, HeaderValue]:
+    """The headers a user sees: the broker's and the gateway's own removed, and values
+    other programs set that JSON cannot carry (tables, bytes, dates) made strings."""
+    shown: dict[str, HeaderValue] = {}
+    for name, value in (headers or {}).items():
+        if name in BROKER_HEADERS or name.startswith(BROKER_HEADER_PREFIXES):
+            continue
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        shown[name] = value if isinstance(value, str | int | float | bool) else str(value)
+    return shown
+
+
+def published_at(headers: Mapping[str, Any] | None, timestamp: Any) -> datetime:
+    millis = (headers or {}).get(PUBLISHED_AT_HEADER)
+    if isinstance(millis, int) and not isinstance(millis, bool):
+        return datetime.fromtimestamp(millis / 1000, timezone.utc)
+    if isinstance(timestamp, datetime):
+        return timestamp if timestamp.tzinfo else timestamp.replace(tzinfo=timezone.utc)
+    if isinstance(timestamp, int | float) and not isinstance(timestamp, bool):
+        return datetime.fromtimestamp(timestamp, timezone.utc)
+    return datetime.now(timezone.utc)
+
+
+def delivered_message(
+    *,
+    topic: str,
+    key: str,
+    headers: Mapping[str, Any] | None,
+    content_type: str | None,
+    body: bytes | str,
+    message_id: str | None,
+    timestamp: Any,
+    delivery_count: int,
+    receipt: str | None,
+) -> Message:
+    """A delivered message, from whatever a kombu, pika or gateway publisher put there."""
+    payload = body.encode("utf-8") if isinstance(body, str) else bytes(body)
+    if not message_id:  # another program's message: an id that is the same on redelivery
+        digest = hashlib.sha256(
+            json.dumps([topic, key, str(timestamp)]).encode() + payload
+        ).hexdigest()
+        message_id = f"sha256-{digest[:32]}"
+    return Message(
+        id=message_id,
+        topic=topic,
+        key=key,
+        headers=user_headers(headers),
+        content_type=content_type or BINARY_CONTENT_TYPE,
+        payload=payload,
+        published_at=published_at(headers, timestamp),
+        delivery_count=delivery_count,
+        receipt=receipt,
+    )
+
+
+def kombu_payload(topic: str, envelope: Envelope) -> dict[str, Any]:
+    """The message as kombu's virtual transports (Redis) store it."""
+    return {
+        "body": base64.b64encode(envelope.payload).decode("ascii"),
+        "content-encoding": "binary",
+        "content-type": envelope.content_type,
+        "headers": broker_headers(envelope),
+        "properties": {
+            "body_encoding": "base64",
+            "delivery_info": {"exchange": topic, "routing_key": envelope.key},
+            "delivery_mode": 2,
+            "delivery_tag": str(uuid.uuid4()),
+            "message_id": envelope.id,
+            "priority": 0,
+            "timestamp": envelope.published_at.timestamp(),
+        },
+    }
+
+
+def config_to_json(config: SubscriptionConfig) -> str:
+    return json.dumps(
+        {
+            "topic": config.topic,
+            "pattern": config.pattern,
+            "max_deliveries": config.max_deliveries,
+            "dead_letter": config.dead_letter,
+        },
+        sort_keys=True,
+    )
+
+
+def config_from_json(name: str, record: str | bytes) -> SubscriptionConfig:
+    fields = json.loads(record)
+    return SubscriptionConfig(
+        name, fields["topic"], fields["pattern"], fields["max_deliveries"], fields["dead_letter"]
+    )
+
+
+class Receipts:
+    """Receipts that name the issuing broker instance, so that a foreign one is unknown."""
+
+    def __init__(self) -> None:
+        self.owner = uuid.uuid4().hex[:12]
+
+    def new(self) -> str:
+        return f"{self.owner}.{uuid.uuid4().hex}"
+
+    def mine(self, receipt: str) -> bool:
+        return receipt.startswith(self.owner + ".")
+
+
+class KombuBroker(Broker):
+    """Base of the kombu adapters: the connection and the errors that mean "unavailable"."""
+
+    transport_options: dict[str, Any] = {}
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.connection = kombu.Connection(
+            url,
+            connect_timeout=CONNECT_TIMEOUT_SECONDS,
+            transport_options=dict(self.transport_options),
+        )
+        self.receipts = Receipts()
+        self._unavailable_errors: tuple[type[BaseException], ...] = (
+            *self.connection.connection_errors,
+            OSError,
+        )
+
+    @contextmanager
+    def unavailable_on_failure(self, doing: str) -> Iterator[None]:
+        """Translate the client library's connection errors into BrokerUnavailable."""
+        try:
+            yield
+        except self._unavailable_errors as error:
+            raise BrokerUnavailable(f"{self.kind} unavailable while {doing}: {error}") from error
