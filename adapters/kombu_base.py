@@ -16,7 +16,7 @@ import json
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import kombu
@@ -62,12 +62,12 @@ def user_headers(headers: Mapping[str, Any] | None) -> dict[str, HeaderValue]:
 def published_at(headers: Mapping[str, Any] | None, timestamp: Any) -> datetime:
     millis = (headers or {}).get(PUBLISHED_AT_HEADER)
     if isinstance(millis, int) and not isinstance(millis, bool):
-        return datetime.fromtimestamp(millis / 1000, timezone.utc)
+        return datetime.fromtimestamp(millis / 1000, UTC)
     if isinstance(timestamp, datetime):
-        return timestamp if timestamp.tzinfo else timestamp.replace(tzinfo=timezone.utc)
+        return timestamp if timestamp.tzinfo else timestamp.replace(tzinfo=UTC)
     if isinstance(timestamp, int | float) and not isinstance(timestamp, bool):
-        return datetime.fromtimestamp(timestamp, timezone.utc)
-    return datetime.now(timezone.utc)
+        return datetime.fromtimestamp(timestamp, UTC)
+    return datetime.now(UTC)
 
 
 def delivered_message(
@@ -156,14 +156,11 @@ class Receipts:
 class KombuBroker(Broker):
     """Base of the kombu adapters: the connection and the errors that mean "unavailable"."""
 
-    transport_options: dict[str, Any] = {}
-
     def __init__(self, url: str) -> None:
         self.url = url
-        self.connection = kombu.Connection(
+        self.connection = kombu.Connection(  # type: ignore[attr-defined,no-untyped-call]
             url,
             connect_timeout=CONNECT_TIMEOUT_SECONDS,
-            transport_options=dict(self.transport_options),
         )
         self.receipts = Receipts()
         self._unavailable_errors: tuple[type[BaseException], ...] = (

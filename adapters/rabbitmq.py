@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -51,7 +51,6 @@ from messaging.model import (
 )
 
 from .kombu_base import (
-    CONNECT_TIMEOUT_SECONDS,
     DELIVERY_COUNT_HEADER,
     KombuBroker,
     broker_headers,
@@ -114,7 +113,7 @@ class RabbitMQBroker(KombuBroker):
         self._leases = _LeaseLoop(self)
 
     def open_connection(self, heartbeat: int = 0) -> amqp.Connection:
-        connection = self.connection.clone(heartbeat=heartbeat)
+        connection = self.connection.clone(heartbeat=heartbeat)  # type: ignore[no-untyped-call]
         with self.unavailable_on_failure("connecting"):
             connection.connect()
         raw: amqp.Connection = connection.connection
@@ -134,7 +133,9 @@ class RabbitMQBroker(KombuBroker):
                 continue
             except self._unavailable_errors as error:
                 channel.close()
-                raise BrokerUnavailable(f"rabbitmq unavailable while publishing: {error}") from error
+                raise BrokerUnavailable(
+                    f"rabbitmq unavailable while publishing: {error}"
+                ) from error
             except BaseException:
                 channel.close()
                 raise
@@ -167,10 +168,8 @@ class RabbitMQBroker(KombuBroker):
 
     def _drop_catalog_connection(self) -> None:
         if self._catalog_connection is not None:
-            try:
+            with suppress(Exception):
                 self._catalog_connection.collect()
-            except Exception:  # noqa: BLE001 - it is being thrown away
-                pass
             self._catalog_connection = None
 
     def declare_subscription(self, config: SubscriptionConfig) -> bool:
@@ -240,27 +239,28 @@ class RabbitMQBroker(KombuBroker):
         lease_seconds: float,
         auto_ack: bool,
     ) -> list[Message]:
-        return self._leases.call(
+        pulled: list[Message] = self._leases.submit(
             lambda done: self._leases.pull(
                 done, name, max_messages, wait_seconds, lease_seconds, auto_ack
             ),
             wait_seconds,
         )
+        return pulled
 
     def ack(self, name: str, receipts: Sequence[str]) -> ReceiptOutcome:
-        return self._leases.call(lambda done: done.set_result(self._leases.settle(name, receipts, "ack", 0)))
+        return self._leases.run(lambda: self._leases.settle(name, receipts, "ack", 0))
 
     def nack(self, name: str, receipts: Sequence[str], requeue: bool) -> ReceiptOutcome:
         mode = "requeue" if requeue else "reject"
-        return self._leases.call(lambda done: done.set_result(self._leases.settle(name, receipts, mode, 0)))
+        return self._leases.run(lambda: self._leases.settle(name, receipts, mode, 0))
 
     def extend(self, name: str, receipts: Sequence[str], lease_seconds: float) -> ReceiptOutcome:
-        return self._leases.call(
-            lambda done: done.set_result(self._leases.settle(name, receipts, "extend", lease_seconds))
+        return self._leases.run(
+            lambda: self._leases.settle(name, receipts, "extend", lease_seconds)
         )
 
     def check_health(self) -> None:
-        self._leases.call(lambda done: done.set_result(self._leases.ensure_connection() and None))
+        self._leases.run(self._leases.ensure_connection)
 
     def close(self) -> None:
         self._leases.stop()
@@ -317,27 +317,27 @@ class _PublishChannel:
                 delivery_mode=2,
                 application_headers=broker_headers(envelope),
             )
-            self.channel.basic_publish(message, exchange=topic, routing_key=envelope.key, mandatory=True)
+            self.channel.basic_publish(
+                message, exchange=topic, routing_key=envelope.key, mandatory=True
+            )
             self.sent += 1
             self.outstanding.add(self.sent)
         give_up_at = time.monotonic() + CONFIRM_TIMEOUT_SECONDS
         while self.outstanding:
             remaining = give_up_at - time.monotonic()
             if remaining <= 0:
-                raise socket.timeout("publisher confirms did not arrive")
+                raise TimeoutError("publisher confirms did not arrive")
             try:
                 self.connection.drain_events(timeout=remaining)
-            except socket.timeout:
+            except TimeoutError:
                 continue
         if self.refused:
             raise BrokerUnavailable(f"rabbitmq refused {self.refused} of {len(envelopes)} messages")
         return list(self.returned)
 
     def close(self) -> None:
-        try:
+        with suppress(Exception):
             self.connection.collect()
-        except Exception:  # noqa: BLE001 - it is being thrown away
-            pass
 
 
 class _CatalogSession:
@@ -390,7 +390,9 @@ class _CatalogSession:
         try:
             return int(self.channel.queue_declare(name, passive=True).message_count)
         except amqp.exceptions.NotFound:
-            self.channel = self.channel.connection.channel() if self.channel.connection else self.channel
+            self.channel = (
+                self.channel.connection.channel() if self.channel.connection else self.channel
+            )
             return 0
 
     def save(self) -> None:
@@ -401,7 +403,9 @@ class _CatalogSession:
         }
         self.channel.confirm_select()
         self.channel.basic_publish_confirm(
-            amqp.Message(json.dumps(record), delivery_mode=2), exchange="", routing_key=CATALOG_QUEUE
+            amqp.Message(json.dumps(record), delivery_mode=2),
+            exchange="",
+            routing_key=CATALOG_QUEUE,
         )
         for tag in self._held:
             self.channel.basic_ack(tag)
@@ -455,9 +459,15 @@ class _LeaseLoop:
 
     # Called from any thread
 
-    def call(self, command: Callable[[Future[T]], None], wait_seconds: float = 0) -> T:
+    def run(self, work: Callable[[], T]) -> T:
+        """The result of ``work()``, run in the lease thread."""
+        result: T = self.submit(lambda done: done.set_result(work()), 0)
+        return result
+
+    def submit(self, command: Callable[[Future[Any]], None], wait_seconds: float) -> Any:
+        """Run ``command`` in the lease thread; it resolves the future, then or later."""
         self._ensure_thread()
-        done: Future[T] = Future()
+        done: Future[Any] = Future()
         self._commands.put((command, done))
         self._wake()
         try:
@@ -475,16 +485,16 @@ class _LeaseLoop:
         thread.join(CONFIRM_TIMEOUT_SECONDS)
 
     def _wake(self) -> None:
-        try:
+        with suppress(BlockingIOError, OSError):
             self._wake_writer.send(b"\0")
-        except (BlockingIOError, OSError):
-            pass
 
     def _ensure_thread(self) -> None:
         with self._start_lock:
             if self._thread is None:
                 self._stopping = False
-                self._thread = threading.Thread(target=self._run, name="rabbitmq-leases", daemon=True)
+                self._thread = threading.Thread(
+                    target=self._run, name="rabbitmq-leases", daemon=True
+                )
                 self._thread.start()
 
     # The loop
@@ -548,7 +558,7 @@ class _LeaseLoop:
         while True:
             try:
                 self._connection.drain_events(timeout=0)
-            except socket.timeout:
+            except TimeoutError:
                 return
 
     def ensure_connection(self) -> amqp.Connection:
@@ -598,10 +608,8 @@ class _LeaseLoop:
         self._timers.clear()
         connection, self._connection = self._connection, None
         if connection is not None:
-            try:
+            with suppress(Exception):
                 connection.collect()
-            except Exception:  # noqa: BLE001 - it is being thrown away
-                pass
 
     def _shutdown(self) -> None:
         """Give every lease back at once, then close."""
@@ -610,7 +618,7 @@ class _LeaseLoop:
                 lease.channel.basic_reject(lease.delivery_tag, requeue=True)
             if self._connection is not None:
                 self._connection.close()
-        except Exception:  # noqa: BLE001 - the broker requeues them when the socket closes
+        except Exception:
             pass
         self._lose_connection(BrokerUnavailable("the broker was closed"))
         while True:
@@ -637,7 +645,13 @@ class _LeaseLoop:
             done.set_result(taken)
             return
         waiter = _Waiter(
-            done, name, max_messages, lease_seconds, auto_ack, time.monotonic() + wait_seconds, channel
+            done,
+            name,
+            max_messages,
+            lease_seconds,
+            auto_ack,
+            time.monotonic() + wait_seconds,
+            channel,
         )
         waiter.consumer_tag = channel.basic_consume(
             name, callback=lambda message: self._arrived(waiter, message)
@@ -659,7 +673,12 @@ class _LeaseLoop:
         return taken
 
     def _lease(
-        self, name: str, channel: amqp.Channel, message: amqp.Message, lease_seconds: float, auto_ack: bool
+        self,
+        name: str,
+        channel: amqp.Channel,
+        message: amqp.Message,
+        lease_seconds: float,
+        auto_ack: bool,
     ) -> Message:
         if auto_ack:
             return decode_delivery(message, None)
@@ -684,11 +703,18 @@ class _LeaseLoop:
             for message in waiter.arrived:
                 if waiter.auto_ack:
                     channel.basic_ack(message.delivery_tag)
-                taken.append(self._lease(waiter.subscription, channel, message, waiter.lease_seconds, waiter.auto_ack))
+                taken.append(
+                    self._lease(
+                        waiter.subscription, channel, message, waiter.lease_seconds, waiter.auto_ack
+                    )
+                )
             if taken:
                 taken += self._get(
-                    channel, waiter.subscription, waiter.max_messages - len(taken),
-                    waiter.lease_seconds, waiter.auto_ack,
+                    channel,
+                    waiter.subscription,
+                    waiter.max_messages - len(taken),
+                    waiter.lease_seconds,
+                    waiter.auto_ack,
                 )
             waiter.done.set_result(taken)
 

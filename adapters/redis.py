@@ -13,6 +13,7 @@ clock thread of any gateway that holds leases there) gives them back.
 from __future__ import annotations
 
 import base64
+import contextlib
 import heapq
 import json
 import threading
@@ -158,10 +159,13 @@ class RedisBroker(KombuBroker):
         assert config.topic is not None and config.pattern is not None
         record = config_to_json(config)
         dead = SubscriptionConfig(config.dead_letter_name, None, None)
-        with self.unavailable_on_failure("declaring a subscription"), self._client.pipeline() as pipe:
+        with (
+            self.unavailable_on_failure("declaring a subscription"),
+            self._client.pipeline() as pipe,
+        ):
             while True:
                 try:
-                    pipe.watch(CATALOG)
+                    pipe.watch(CATALOG)  # type: ignore[no-untyped-call]
                     existing = pipe.hget(CATALOG, config.name)
                     if existing is not None:
                         if config_from_json(config.name, existing) != config:
@@ -170,7 +174,10 @@ class RedisBroker(KombuBroker):
                             )
                         return False
                     dead_existing = pipe.hget(CATALOG, dead.name) if config.dead_letter else None
-                    if dead_existing is not None and config_from_json(dead.name, dead_existing) != dead:
+                    if (
+                        dead_existing is not None
+                        and config_from_json(dead.name, dead_existing) != dead
+                    ):
                         raise SubscriptionConflict(
                             f"{dead.name!r} exists and is not a dead-letter subscription"
                         )
@@ -188,7 +195,10 @@ class RedisBroker(KombuBroker):
 
     def get_subscription(self, name: str) -> SubscriptionInfo:
         with self.unavailable_on_failure("reading a subscription"):
-            record, depth = self._client.pipeline().hget(CATALOG, name).llen(name).execute()
+            pipe = self._client.pipeline()
+            pipe.hget(CATALOG, name)
+            pipe.llen(name)
+            record, depth = pipe.execute()
         if record is None:
             raise SubscriptionNotFound(name)
         return SubscriptionInfo(config_from_json(name, record), depth)
@@ -196,7 +206,7 @@ class RedisBroker(KombuBroker):
     def list_subscriptions(self) -> list[SubscriptionInfo]:
         with self.unavailable_on_failure("listing subscriptions"):
             records = self._client.hgetall(CATALOG)
-            names = sorted(n.decode() for n in records)
+            names = sorted(_text(n) for n in records)
             pipe = self._client.pipeline()
             for name in names:
                 pipe.llen(name)
@@ -207,10 +217,13 @@ class RedisBroker(KombuBroker):
         ]
 
     def delete_subscription(self, name: str) -> None:
-        with self.unavailable_on_failure("deleting a subscription"), self._client.pipeline() as pipe:
+        with (
+            self.unavailable_on_failure("deleting a subscription"),
+            self._client.pipeline() as pipe,
+        ):
             while True:
                 try:
-                    pipe.watch(CATALOG)
+                    pipe.watch(CATALOG)  # type: ignore[no-untyped-call]
                     record = pipe.hget(CATALOG, name)
                     if record is None:
                         raise SubscriptionNotFound(name)
@@ -245,10 +258,12 @@ class RedisBroker(KombuBroker):
         with self.unavailable_on_failure("publishing"), self._client.pipeline() as pipe:
             while True:
                 try:
-                    pipe.watch(binding_key)
+                    pipe.watch(binding_key)  # type: ignore[no-untyped-call]
                     bindings = [
                         (parts[0], parts[-1])
-                        for parts in (m.decode().split(BINDING_SEPARATOR) for m in pipe.smembers(binding_key))
+                        for parts in (
+                            _text(m).split(BINDING_SEPARATOR) for m in pipe.smembers(binding_key)
+                        )
                     ]
                     unroutable = []
                     per_queue: dict[str, list[str]] = {}
@@ -281,7 +296,9 @@ class RedisBroker(KombuBroker):
         leases, deadlines = _lease_keys(name)
         with self.unavailable_on_failure("pulling"):
             while True:
-                receipts = [] if auto_ack else [self.receipts.new() for _ in range(max_messages)]
+                receipts: list[str] = []
+                if not auto_ack:
+                    receipts = [self.receipts.new() for _ in range(max_messages)]
                 answer = self._pull(
                     keys=[CATALOG, name, leases, deadlines],
                     args=[name, max_messages, lease_ms, *receipts],
@@ -295,8 +312,8 @@ class RedisBroker(KombuBroker):
                     if not auto_ack:
                         self._remember(name, time.monotonic() + lease_seconds)
                     return [
-                        self._decode(raw, receipt)
-                        for raw, receipt in zip(taken, receipts or [None] * len(taken), strict=False)
+                        self._decode(raw, receipts[i] if receipts else None)
+                        for i, raw in enumerate(taken)
                     ]
                 remaining = give_up_at - time.monotonic()
                 if expired:
@@ -308,7 +325,7 @@ class RedisBroker(KombuBroker):
                     block = min(block, max(0.0, (int(next_deadline) - int(now_ms)) / 1000))
                 # Waits until the list has a message without taking it: the tail moves
                 # to the tail.
-                self._blocking.blmove(name, name, max(block, 0.01), "RIGHT", "RIGHT")
+                self._blocking.blmove(name, name, max(block, 0.01), "RIGHT", "RIGHT")  # type: ignore[arg-type]
 
     def _decode(self, raw: bytes, receipt: str | None) -> Message:
         payload = json.loads(raw)
@@ -345,7 +362,11 @@ class RedisBroker(KombuBroker):
         headers = payload.setdefault("headers", {}) if payload else {}
         deliveries = int(headers.get(DELIVERY_COUNT_HEADER, 0)) + 1 if payload else 0
         leases, deadlines = _lease_keys(name)
-        if payload and requeue and not (config.max_deliveries and deliveries >= config.max_deliveries):
+        if (
+            payload
+            and requeue
+            and not (config.max_deliveries and deliveries >= config.max_deliveries)
+        ):
             headers[DELIVERY_COUNT_HEADER] = deliveries
             target, where = name, "head"
         elif payload and config.dead_letter:
@@ -385,7 +406,9 @@ class RedisBroker(KombuBroker):
             if not mine:
                 return []
             answer = self._settle(keys=list(_lease_keys(name)), args=[mode, lease_ms, *mine])
-        return [a.decode() if isinstance(a, bytes) else a for a in answer] if mode != "get" else answer
+        return (
+            [a.decode() if isinstance(a, bytes) else a for a in answer] if mode != "get" else answer
+        )
 
     # The lease clock: gives back this process's leases as they end, even with no pulls.
 
@@ -404,10 +427,8 @@ class RedisBroker(KombuBroker):
                 if self._closed:
                     return
                 _, name = heapq.heappop(self._due)
-            try:
+            with contextlib.suppress(BrokerUnavailable, SubscriptionNotFound):
                 self._expire(name)
-            except (BrokerUnavailable, SubscriptionNotFound):
-                pass
 
     def _expire(self, name: str) -> None:
         leases, deadlines = _lease_keys(name)
@@ -417,7 +438,9 @@ class RedisBroker(KombuBroker):
                 self._give_back_expired(name, answer[1])
             if answer is not None and int(answer[3]) >= 0:
                 # A lease still runs (extended, or server and local clocks differ): look again.
-                self._remember(name, time.monotonic() + max(0.01, (int(answer[3]) - int(answer[2])) / 1000))
+                self._remember(
+                    name, time.monotonic() + max(0.01, (int(answer[3]) - int(answer[2])) / 1000)
+                )
 
     def check_health(self) -> None:
         with self.unavailable_on_failure("checking health"):
@@ -427,10 +450,8 @@ class RedisBroker(KombuBroker):
         with self._clock:
             self._closed = True
             self._clock.notify()
-        try:
+        with contextlib.suppress(BrokerUnavailable):
             self._give_back_all()
-        except BrokerUnavailable:
-            pass
         self._client.close()
         self._blocking.close()
 
@@ -445,6 +466,10 @@ class RedisBroker(KombuBroker):
                             self._give_back(name, receipt.decode(), raw, requeue=True)
                         except SubscriptionNotFound:
                             break
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _pairs(flat: list[Any]) -> Iterator[tuple[str, Any]]:

@@ -8,7 +8,7 @@ import pytest
 from messaging.port import Broker
 from messaging.service import MessagingService
 
-from .backends import BACKENDS, BrokerFactory
+from .backends import BACKENDS, BrokerFactory, delete_exchanges
 
 
 @pytest.fixture
@@ -17,13 +17,25 @@ def prefix() -> str:
 
 
 @pytest.fixture
-def fresh(prefix: str) -> Callable[[str], str]:
+def used_names() -> list[str]:
+    return []
+
+
+@pytest.fixture
+def fresh(prefix: str, used_names: list[str]) -> Callable[[str], str]:
     """Unique names per test, so tests never see each other's topics or subscriptions."""
-    return lambda label: prefix + label
+
+    def name(label: str) -> str:
+        used_names.append(prefix + label)
+        return prefix + label
+
+    return name
 
 
 @pytest.fixture(params=sorted(BACKENDS))
-def broker_factory(request: pytest.FixtureRequest, prefix: str) -> Iterator[BrokerFactory]:
+def broker_factory(
+    request: pytest.FixtureRequest, prefix: str, used_names: list[str]
+) -> Iterator[BrokerFactory]:
     """Opens brokers on one backend; every broker it opened is closed afterwards."""
     factory = BACKENDS[request.param]()
     opened: list[Broker] = []
@@ -39,6 +51,8 @@ def broker_factory(request: pytest.FixtureRequest, prefix: str) -> Iterator[Brok
             if info.config.name.startswith(prefix):
                 broker.delete_subscription(info.config.name)
         broker.close()
+    if request.param == "rabbitmq":
+        delete_exchanges(used_names)
 
 
 def _alive(broker: Broker) -> bool:
