@@ -37,7 +37,9 @@ DELIVERY_COUNT_HEADER = "x-delivery-count"
 BROKER_HEADERS = frozenset({DELIVERY_COUNT_HEADER, "x-death", "compression"})
 BROKER_HEADER_PREFIXES = ("x-messaging-", "x-first-death-", "x-last-death-")
 CONNECT_TIMEOUT_SECONDS = 2.0
-"""How long a call waits for an unreachable broker before BrokerUnavailable."""
+"""How long a call waits to connect before BrokerUnavailable."""
+IO_TIMEOUT_SECONDS = 3.0
+"""How long a call waits for a connected broker that stopped answering."""
 
 
 def broker_headers(envelope: Envelope) -> dict[str, HeaderValue]:
@@ -156,11 +158,12 @@ class Receipts:
 class KombuBroker(Broker):
     """Base of the kombu adapters: the connection and the errors that mean "unavailable"."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, transport_options: dict[str, Any] | None = None) -> None:
         self.url = url
         self.connection = kombu.Connection(  # type: ignore[attr-defined,no-untyped-call]
             url,
             connect_timeout=CONNECT_TIMEOUT_SECONDS,
+            transport_options=transport_options or {},
         )
         self.receipts = Receipts()
         self._unavailable_errors: tuple[type[BaseException], ...] = (

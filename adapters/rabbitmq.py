@@ -52,6 +52,7 @@ from messaging.model import (
 
 from .kombu_base import (
     DELIVERY_COUNT_HEADER,
+    IO_TIMEOUT_SECONDS,
     KombuBroker,
     broker_headers,
     config_from_json,
@@ -63,7 +64,7 @@ T = TypeVar("T")
 
 CATALOG_QUEUE = "messaging.catalog"
 CATALOG_LOCK_QUEUE = "messaging.catalog.lock"
-CONFIRM_TIMEOUT_SECONDS = 10.0
+CONFIRM_TIMEOUT_SECONDS = IO_TIMEOUT_SECONDS
 LOCK_TIMEOUT_SECONDS = 10.0
 HEARTBEAT_SECONDS = 10
 POOL_SIZE = 8
@@ -106,7 +107,9 @@ class RabbitMQBroker(KombuBroker):
     kind = "rabbitmq"
 
     def __init__(self, url: str) -> None:
-        super().__init__(url)
+        super().__init__(
+            url, {"read_timeout": IO_TIMEOUT_SECONDS, "write_timeout": IO_TIMEOUT_SECONDS}
+        )
         self._pool: queue.LifoQueue[_PublishChannel] = queue.LifoQueue()
         self._catalog_lock = threading.Lock()
         self._catalog_connection: amqp.Connection | None = None
@@ -735,8 +738,7 @@ class _LeaseLoop:
         self, name: str, receipts: Sequence[str], mode: str, lease_seconds: float
     ) -> ReceiptOutcome:
         self._run_timers()
-        self._channel(name)  # a subscription that does not exist raises NotFound here...
-        self._channels[name].queue_declare(name, passive=True)  # ...or here
+        channel = self._channel(name)
         unknown = []
         now = time.monotonic()
         for receipt in receipts:
@@ -753,6 +755,9 @@ class _LeaseLoop:
                 lease.channel.basic_ack(lease.delivery_tag)
             else:
                 lease.channel.basic_reject(lease.delivery_tag, requeue=mode == "requeue")
+        # A round trip on the channel: acks have no answer, so this one tells that the
+        # broker took them, and that the subscription exists (NotFound otherwise).
+        channel.queue_declare(name, passive=True)
         return ReceiptOutcome(len(receipts) - len(unknown), unknown)
 
 

@@ -16,6 +16,7 @@ import base64
 import contextlib
 import heapq
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -36,6 +37,7 @@ from messaging.routing import topic_matches
 from .kombu_base import (
     CONNECT_TIMEOUT_SECONDS,
     DELIVERY_COUNT_HEADER,
+    IO_TIMEOUT_SECONDS,
     KombuBroker,
     config_from_json,
     config_to_json,
@@ -116,7 +118,24 @@ return held
 
 
 def _binding_member(pattern: str, queue: str) -> str:
-    return BINDING_SEPARATOR.join((pattern, "", queue))
+    """kombu's binding record: routing key, the regular expression kombu's topic exchange
+    matches keys with, queue. The expression is RabbitMQ's reading of the pattern, so
+    kombu producers route as RabbitMQ would."""
+    return BINDING_SEPARATOR.join((pattern, amqp_pattern_regex(pattern), queue))
+
+
+def amqp_pattern_regex(pattern: str) -> str:
+    """A regular expression matching what ``pattern`` matches (``re.match``)."""
+    separator = r"(?:^|\.)"
+    parts = []
+    for word in pattern.split("."):
+        if word == "#":
+            parts.append(f"(?:{separator}[^.]*)*")
+        elif word == "*":
+            parts.append(f"{separator}[^.]*")
+        else:
+            parts.append(separator + re.escape(word))
+    return "^" + "".join(parts) + r"\Z"
 
 
 def _binding_keys(topic: str) -> tuple[str, str]:
@@ -136,7 +155,7 @@ class RedisBroker(KombuBroker):
             "socket_connect_timeout": CONNECT_TIMEOUT_SECONDS,
             "health_check_interval": 10,
         }
-        self._client = redis.Redis.from_url(url, socket_timeout=5, **options)
+        self._client = redis.Redis.from_url(url, socket_timeout=IO_TIMEOUT_SECONDS, **options)
         self._blocking = redis.Redis.from_url(
             url, socket_timeout=BLOCK_CHUNK_SECONDS + 3, **options
         )

@@ -49,7 +49,9 @@ def _reachable_redis(url: str) -> None:
 
 
 REDIS_URL = os.environ.get("MESSAGING_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-RABBITMQ_URL = os.environ.get("MESSAGING_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
+RABBITMQ_URL = os.environ.get(
+    "MESSAGING_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F"
+)
 
 
 def redis_factory() -> BrokerFactory:

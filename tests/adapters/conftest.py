@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from tests.backends import (
+    RABBITMQ_URL,
+    REDIS_URL,
+    _reachable_rabbitmq,
+    _reachable_redis,
+    delete_exchanges,
+    fake_redis_url,
+)
+
+KOMBU_BACKENDS = ["fakeredis", "rabbitmq", "redis"]
+
+
+@pytest.fixture(params=KOMBU_BACKENDS)
+def backend_url(request: pytest.FixtureRequest, used_names: list[str]) -> Iterator[str]:
+    """The URL of one real (or fakeredis) broker the kombu adapters run on."""
+    if request.param == "rabbitmq":
+        _reachable_rabbitmq(RABBITMQ_URL)
+        yield RABBITMQ_URL
+        delete_exchanges(used_names)
+    elif request.param == "redis":
+        _reachable_redis(REDIS_URL)
+        yield REDIS_URL
+    else:
+        yield fake_redis_url()
+
+
+def with_port(url: str, port: int) -> str:
+    parts = urlsplit(url)
+    netloc = parts.netloc.rsplit("@", 1)
+    host = f"127.0.0.1:{port}"
+    return urlunsplit(parts._replace(netloc=f"{netloc[0]}@{host}" if len(netloc) == 2 else host))
+
+
+def broker_for(url: str):  # noqa: ANN201 - RedisBroker or RabbitMQBroker
+    from messaging.registry import create_broker
+
+    return create_broker(url)
+
+
+@pytest.fixture
+def open_service(prefix: str) -> Iterator:
+    """Opens services on a URL; closes them, deleting this test's subscriptions, afterwards."""
+    from messaging.service import MessagingService
+
+    opened: list[MessagingService] = []
+
+    def open_on(url: str) -> MessagingService:
+        service = MessagingService(broker_for(url))
+        opened.append(service)
+        return service
+
+    yield open_on
+    for service in opened:
+        try:
+            for info in service.list_subscriptions():
+                if info.config.name.startswith(prefix):
+                    service.delete_subscription(info.config.name)
+        except Exception:  # noqa: BLE001, S110 - a broker cut by the test; another cleans up
+            pass
+        service.close()
