@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
@@ -27,9 +28,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
         if args.command == "serve":
-            from api.server import serve  # hug stays inside api/
-
-            return serve(settings)
+            server = importlib.import_module("api.server")  # hug stays inside api/
+            status: int = server.serve(settings)
+            return status
         return _health(settings)
     except ConfigurationError as error:
         print(f"messaging: {error.message}", file=sys.stderr)

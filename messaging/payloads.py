@@ -73,6 +73,9 @@ def message_from_json(fields: Any, where: str, errors: dict[str, str]) -> Outgoi
         return None
     for unknown in sorted(set(fields) - MESSAGE_FIELDS):
         errors[where + unknown] = "unknown field"
+    for name in ("key", "id"):
+        if name in fields and not isinstance(fields[name], str):
+            errors[where + name] = "must be a string"
     present = [name for name in PAYLOAD_FIELDS if name in fields]
     if len(present) != 1:
         errors[where + "body"] = "exactly one of body, text, data_base64 is required"

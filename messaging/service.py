@@ -47,7 +47,7 @@ def _name_problem(name: object) -> str | None:
     return None
 
 
-def _key_problem(key: object) -> str | None:
+def key_problem(key: object) -> str | None:
     if not isinstance(key, str) or not key:
         return "must be a non-empty string"
     try:
@@ -56,6 +56,12 @@ def _key_problem(key: object) -> str | None:
         return "must be valid Unicode"
     if size > MAX_KEY_BYTES:
         return f"must be at most {MAX_KEY_BYTES} bytes in UTF-8"
+    return None
+
+
+def id_problem(message_id: object) -> str | None:
+    if not isinstance(message_id, str) or not 0 < len(message_id) <= MAX_ID_CHARS:
+        return f"must be a string of 1 to {MAX_ID_CHARS} characters"
     return None
 
 
@@ -80,6 +86,9 @@ def _header_problem(headers: object) -> str | None:
 def _number(
     value: object, field: str, low: float, high: float, errors: dict[str, str], integer: bool
 ) -> Any:
+    """``value`` if it is a number in range (an integral float counts as an integer)."""
+    if isinstance(value, float) and integer and value.is_integer():
+        value = int(value)
     kinds: tuple[type, ...] = (int,) if integer else (int, float)
     if isinstance(value, bool) or not isinstance(value, kinds) or not low <= value <= high:  # type: ignore[operator]
         kind = "an integer" if integer else "a number"
@@ -134,13 +143,13 @@ class MessagingService:
         for index, message in enumerate(messages):
             where = f"messages[{index}]." if len(messages) > 1 else ""
             key = topic if message.key is None else message.key
-            if problem := _key_problem(key):
+            if problem := key_problem(key):
                 errors[where + "key"] = problem
             if problem := _header_problem(message.headers):
                 errors[where + "headers"] = problem
             message_id = self._new_id() if message.id is None else message.id
-            if not isinstance(message_id, str) or not 0 < len(message_id) <= MAX_ID_CHARS:
-                errors[where + "id"] = f"must be a string of 1 to {MAX_ID_CHARS} characters"
+            if problem := id_problem(message_id):
+                errors[where + "id"] = problem
             if not isinstance(message.payload, bytes):
                 errors[where + "payload"] = "must be bytes"
             if not isinstance(message.content_type, str) or not message.content_type.strip():
@@ -176,9 +185,9 @@ class MessagingService:
             errors["name"] = "too long to have a dead-letter subscription"
         if problem := _name_problem(topic):
             errors["topic"] = problem
-        if problem := _key_problem(pattern):
+        if problem := key_problem(pattern):
             errors["pattern"] = problem
-        _number(max_deliveries, "max_deliveries", 0, 1_000_000, errors, integer=True)
+        max_deliveries = _number(max_deliveries, "max_deliveries", 0, 1_000_000, errors, True)
         if not isinstance(dead_letter, bool):
             errors["dead_letter"] = "must be true or false"
         _raise_if(errors)
@@ -206,7 +215,7 @@ class MessagingService:
         errors: dict[str, str] = {}
         if problem := _name_problem(name):
             errors["name"] = problem
-        _number(max_messages, "max_messages", 1, MAX_PULL, errors, integer=True)
+        max_messages = _number(max_messages, "max_messages", 1, MAX_PULL, errors, integer=True)
         _number(wait_seconds, "wait_seconds", 0, MAX_WAIT_SECONDS, errors, integer=False)
         _number(lease_seconds, "lease_seconds", 1, MAX_LEASE_SECONDS, errors, integer=False)
         if not isinstance(auto_ack, bool):

@@ -38,7 +38,7 @@ def with_port(url: str, port: int) -> str:
     return urlunsplit(parts._replace(netloc=f"{netloc[0]}@{host}" if len(netloc) == 2 else host))
 
 
-def broker_for(url: str):  # noqa: ANN201 - RedisBroker or RabbitMQBroker
+def broker_for(url: str):
     from messaging.registry import create_broker
 
     return create_broker(url)
@@ -62,6 +62,6 @@ def open_service(prefix: str) -> Iterator:
             for info in service.list_subscriptions():
                 if info.config.name.startswith(prefix):
                     service.delete_subscription(info.config.name)
-        except Exception:  # noqa: BLE001, S110 - a broker cut by the test; another cleans up
+        except Exception:
             pass
         service.close()
