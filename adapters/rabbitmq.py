@@ -68,6 +68,7 @@ CONFIRM_TIMEOUT_SECONDS = IO_TIMEOUT_SECONDS
 LOCK_TIMEOUT_SECONDS = 10.0
 HEARTBEAT_SECONDS = 10
 POOL_SIZE = 8
+READY_PATIENCE_SECONDS = 1.0
 
 
 def queue_arguments(config: SubscriptionConfig) -> dict[str, Any]:
@@ -426,9 +427,11 @@ class _Lease:
 
 @dataclass
 class _Waiter:
+    """A pull in progress: a consumer that collects up to ``wanted`` deliveries."""
+
     done: Future[list[Message]]
     subscription: str
-    max_messages: int
+    wanted: int
     lease_seconds: float
     auto_ack: bool
     deadline: float
@@ -455,6 +458,8 @@ class _LeaseLoop:
         self._channels: dict[str, amqp.Channel] = {}
         self._broken: list[amqp.Channel] = []
         self._leases: dict[str, _Lease] = {}
+        self._unsettled: dict[amqp.Channel, set[int]] = {}
+        """Delivery tags leased and not yet settled, per channel."""
         self._timers: list[tuple[float, int, str | _Waiter]] = []
         self._tie = itertools.count()
         self._waiters: dict[str, _Waiter] = {}
@@ -590,6 +595,7 @@ class _LeaseLoop:
             for name, held in list(self._channels.items()):
                 if held is channel:
                     del self._channels[name]
+            self._unsettled.pop(channel, None)
             for receipt, lease in list(self._leases.items()):
                 if lease.channel is channel:
                     del self._leases[receipt]
@@ -607,6 +613,7 @@ class _LeaseLoop:
         self._waiters.clear()
         self._finished.clear()
         self._leases.clear()
+        self._unsettled.clear()
         self._channels.clear()
         self._timers.clear()
         connection, self._connection = self._connection, None
@@ -642,38 +649,26 @@ class _LeaseLoop:
         lease_seconds: float,
         auto_ack: bool,
     ) -> None:
+        """Consume with a prefetch of what is ready (up to ``max_messages``), or, when
+        nothing is, wait up to ``wait_seconds`` for the first message; then cancel."""
         channel = self._channel(name)
-        taken = self._get(channel, name, max_messages, lease_seconds, auto_ack)
-        if taken or wait_seconds <= 0:
-            done.set_result(taken)
+        ready = int(channel.queue_declare(name, passive=True).message_count)
+        if not ready and wait_seconds <= 0:
+            done.set_result([])
             return
+        wanted = min(max_messages, ready) if ready else 1
+        # Messages counted as ready can go to another consumer first: a pull that finds
+        # them gone returns what it has after a moment, rather than its whole wait.
+        patience = READY_PATIENCE_SECONDS if ready else wait_seconds
         waiter = _Waiter(
-            done,
-            name,
-            max_messages,
-            lease_seconds,
-            auto_ack,
-            time.monotonic() + wait_seconds,
-            channel,
+            done, name, wanted, lease_seconds, auto_ack, time.monotonic() + patience, channel
         )
+        channel.basic_qos(0, max_messages, False)
         waiter.consumer_tag = channel.basic_consume(
             name, callback=lambda message: self._arrived(waiter, message)
         )
         self._waiters[waiter.consumer_tag] = waiter
         heapq.heappush(self._timers, (waiter.deadline, next(self._tie), waiter))
-
-    def _get(
-        self, channel: amqp.Channel, name: str, limit: int, lease_seconds: float, auto_ack: bool
-    ) -> list[Message]:
-        taken: list[Message] = []
-        while len(taken) < limit:
-            message = channel.basic_get(name, no_ack=auto_ack)
-            if message is None:
-                break
-            taken.append(self._lease(name, channel, message, lease_seconds, auto_ack))
-            if not message.delivery_info.get("message_count"):
-                break
-        return taken
 
     def _lease(
         self,
@@ -691,9 +686,17 @@ class _LeaseLoop:
         heapq.heappush(self._timers, (deadline, next(self._tie), receipt))
         return decode_delivery(message, receipt)
 
+    def _forget(self, receipt: str, lease: _Lease) -> None:
+        del self._leases[receipt]
+        unsettled = self._unsettled.get(lease.channel)
+        if unsettled is not None:
+            unsettled.discard(lease.delivery_tag)
+
     def _arrived(self, waiter: _Waiter, message: amqp.Message) -> None:
         waiter.arrived.append(message)
-        self._finished.append(waiter)
+        self._unsettled.setdefault(waiter.channel, set()).add(message.delivery_tag)
+        if len(waiter.arrived) == waiter.wanted:
+            self._finished.append(waiter)
 
     def _finish_waiters(self) -> None:
         while self._finished:
@@ -701,25 +704,19 @@ class _LeaseLoop:
             if self._waiters.pop(waiter.consumer_tag, None) is None:
                 continue
             channel = waiter.channel
-            channel.basic_cancel(waiter.consumer_tag)
-            taken = []
-            for message in waiter.arrived:
-                if waiter.auto_ack:
-                    channel.basic_ack(message.delivery_tag)
-                taken.append(
+            channel.basic_cancel(waiter.consumer_tag)  # what arrives meanwhile is included
+            if waiter.auto_ack and waiter.arrived:
+                tags = [m.delivery_tag for m in waiter.arrived]
+                self._ack(channel, tags)
+                self._unsettled[channel].difference_update(tags)
+            waiter.done.set_result(
+                [
                     self._lease(
-                        waiter.subscription, channel, message, waiter.lease_seconds, waiter.auto_ack
+                        waiter.subscription, channel, m, waiter.lease_seconds, waiter.auto_ack
                     )
-                )
-            if taken:
-                taken += self._get(
-                    channel,
-                    waiter.subscription,
-                    waiter.max_messages - len(taken),
-                    waiter.lease_seconds,
-                    waiter.auto_ack,
-                )
-            waiter.done.set_result(taken)
+                    for m in waiter.arrived
+                ]
+            )
 
     def _run_timers(self) -> None:
         now = time.monotonic()
@@ -731,7 +728,7 @@ class _LeaseLoop:
                 continue
             lease = self._leases.get(what)
             if lease is not None and lease.deadline == deadline:
-                del self._leases[what]
+                self._forget(what, lease)
                 lease.channel.basic_reject(lease.delivery_tag, requeue=True)
 
     def settle(
@@ -741,6 +738,7 @@ class _LeaseLoop:
         channel = self._channel(name)
         unknown = []
         now = time.monotonic()
+        acked: dict[amqp.Channel, list[int]] = {}
         for receipt in receipts:
             lease = self._leases.get(receipt)
             if lease is None or lease.subscription != name:
@@ -750,15 +748,28 @@ class _LeaseLoop:
                 lease.deadline = now + lease_seconds
                 heapq.heappush(self._timers, (lease.deadline, next(self._tie), receipt))
                 continue
-            del self._leases[receipt]
             if mode == "ack":
-                lease.channel.basic_ack(lease.delivery_tag)
+                acked.setdefault(lease.channel, []).append(lease.delivery_tag)
             else:
                 lease.channel.basic_reject(lease.delivery_tag, requeue=mode == "requeue")
+            self._forget(receipt, lease)
+        for held, tags in acked.items():
+            self._ack(held, tags)
         # A round trip on the channel: acks have no answer, so this one tells that the
         # broker took them, and that the subscription exists (NotFound otherwise).
         channel.queue_declare(name, passive=True)
         return ReceiptOutcome(len(receipts) - len(unknown), unknown)
+
+    def _ack(self, channel: amqp.Channel, tags: list[int]) -> None:
+        """One frame when the tags are every unsettled one up to the highest of them."""
+        highest = max(tags)
+        acking = set(tags)
+        unsettled = self._unsettled.get(channel, set())
+        if not any(tag < highest and tag not in acking for tag in unsettled):
+            channel.basic_ack(highest, multiple=True)
+            return
+        for tag in tags:
+            channel.basic_ack(tag)
 
 
 def _queue_in(error_text: str) -> str:
