@@ -67,7 +67,7 @@ CATALOG_LOCK_QUEUE = "messaging.catalog.lock"
 CONFIRM_TIMEOUT_SECONDS = IO_TIMEOUT_SECONDS
 LOCK_TIMEOUT_SECONDS = 10.0
 HEARTBEAT_SECONDS = 10
-POOL_SIZE = 8
+POOL_SIZE = 4
 READY_PATIENCE_SECONDS = 1.0
 
 
@@ -112,6 +112,7 @@ class RabbitMQBroker(KombuBroker):
             url, {"read_timeout": IO_TIMEOUT_SECONDS, "write_timeout": IO_TIMEOUT_SECONDS}
         )
         self._pool: queue.LifoQueue[_PublishChannel] = queue.LifoQueue()
+        self._pool_slots = threading.BoundedSemaphore(POOL_SIZE)
         self._catalog_lock = threading.Lock()
         self._catalog_connection: amqp.Connection | None = None
         self._leases = _LeaseLoop(self)
@@ -126,6 +127,15 @@ class RabbitMQBroker(KombuBroker):
     # Publishing
 
     def publish(self, topic: str, envelopes: Sequence[Envelope]) -> list[str]:
+        """On one of at most POOL_SIZE connections; more publishers wait for one."""
+        if not self._pool_slots.acquire(timeout=IO_TIMEOUT_SECONDS):
+            raise BrokerUnavailable("every publishing connection stayed busy")
+        try:
+            return self._publish(topic, envelopes)
+        finally:
+            self._pool_slots.release()
+
+    def _publish(self, topic: str, envelopes: Sequence[Envelope]) -> list[str]:
         for attempt in (1, 2):
             channel = self._checkout()
             try:
@@ -436,6 +446,8 @@ class _Waiter:
     auto_ack: bool
     deadline: float
     channel: amqp.Channel
+    long_poll: bool = False
+    """Nothing was ready: it waits for one message, with a prefetch of one."""
     consumer_tag: str = ""
     arrived: list[amqp.Message] = field(default_factory=list)
 
@@ -661,9 +673,18 @@ class _LeaseLoop:
         # them gone returns what it has after a moment, rather than its whole wait.
         patience = READY_PATIENCE_SECONDS if ready else wait_seconds
         waiter = _Waiter(
-            done, name, wanted, lease_seconds, auto_ack, time.monotonic() + patience, channel
+            done,
+            name,
+            wanted,
+            lease_seconds,
+            auto_ack,
+            time.monotonic() + patience,
+            channel,
+            long_poll=not ready,
         )
-        channel.basic_qos(0, max_messages, False)
+        # A long poll takes one message at a time, so that it can answer before its
+        # consumer is cancelled: nothing more can arrive while that message is unacked.
+        channel.basic_qos(0, max_messages if ready else 1, False)
         waiter.consumer_tag = channel.basic_consume(
             name, callback=lambda message: self._arrived(waiter, message)
         )
@@ -704,7 +725,9 @@ class _LeaseLoop:
             if self._waiters.pop(waiter.consumer_tag, None) is None:
                 continue
             channel = waiter.channel
-            channel.basic_cancel(waiter.consumer_tag)  # what arrives meanwhile is included
+            answer_first = waiter.long_poll and not waiter.auto_ack
+            if not answer_first:
+                channel.basic_cancel(waiter.consumer_tag)  # what arrives meanwhile counts
             if waiter.auto_ack and waiter.arrived:
                 tags = [m.delivery_tag for m in waiter.arrived]
                 self._ack(channel, tags)
@@ -717,6 +740,8 @@ class _LeaseLoop:
                     for m in waiter.arrived
                 ]
             )
+            if answer_first:
+                channel.basic_cancel(waiter.consumer_tag)
 
     def _run_timers(self) -> None:
         now = time.monotonic()

@@ -32,7 +32,6 @@ from messaging.model import (
     SubscriptionConfig,
     SubscriptionInfo,
 )
-from messaging.routing import topic_matches
 
 from .kombu_base import (
     CONNECT_TIMEOUT_SECONDS,
@@ -89,6 +88,68 @@ redis.call('HDEL', leases, receipt)
 if where == 'head' then redis.call('RPUSH', target, raw)
 elseif where == 'tail' then redis.call('LPUSH', target, raw) end
 return 1
+"""
+
+PUBLISH = r"""
+-- Routes each message by the topic's bindings as RabbitMQ does (`*` one word, `#` zero
+-- or more) and pushes it; answers the 1-based positions of the messages routed nowhere.
+local function words(text)
+  local found = {}
+  for word in (text .. '.'):gmatch('([^.]*)%.') do found[#found + 1] = word end
+  return found
+end
+local function matches(pattern, p, key, k)
+  if p > #pattern then return k > #key end
+  local word = pattern[p]
+  if word == '#' then
+    for skip = k, #key + 1 do
+      if matches(pattern, p + 1, key, skip) then return true end
+    end
+    return false
+  end
+  if k > #key then return false end
+  return (word == '*' or word == key[k]) and matches(pattern, p + 1, key, k + 1)
+end
+local separator = '\6\22'
+local bindings = {}
+for _, member in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local first = string.find(member, separator, 1, true)
+  if first then
+    local last = first
+    while true do
+      local after = string.find(member, separator, last + 2, true)
+      if not after then break end
+      last = after
+    end
+    local pattern = words(string.sub(member, 1, first - 1))
+    bindings[#bindings + 1] = {pattern, string.sub(member, last + 2)}
+  end
+end
+local count = tonumber(ARGV[1])
+local per_queue, order, missed, routes = {}, {}, {}, {}
+for i = 1, count do
+  local key = ARGV[1 + i]
+  local queues = routes[key]
+  if not queues then
+    local key_words, seen = words(key), {}
+    queues = {}
+    for _, binding in ipairs(bindings) do
+      local queue = binding[2]
+      if not seen[queue] and matches(binding[1], 1, key_words, 1) then
+        seen[queue] = true
+        queues[#queues + 1] = queue
+      end
+    end
+    routes[key] = queues
+  end
+  if #queues == 0 then missed[#missed + 1] = i end
+  for _, queue in ipairs(queues) do
+    if not per_queue[queue] then per_queue[queue] = {}; order[#order + 1] = queue end
+    table.insert(per_queue[queue], ARGV[1 + count + i])
+  end
+end
+for _, queue in ipairs(order) do redis.call('LPUSH', queue, unpack(per_queue[queue])) end
+return missed
 """
 
 SETTLE = """
@@ -162,6 +223,7 @@ class RedisBroker(KombuBroker):
         self._pull = self._client.register_script(PULL)
         self._give_back_script = self._client.register_script(GIVE_BACK)
         self._settle = self._client.register_script(SETTLE)
+        self._publish = self._client.register_script(PUBLISH)
         self._configs: dict[str, SubscriptionConfig] = {}
         self._clock = threading.Condition()
         self._due: list[tuple[float, str]] = []
@@ -272,33 +334,13 @@ class RedisBroker(KombuBroker):
     # Publishing
 
     def publish(self, topic: str, envelopes: Sequence[Envelope]) -> list[str]:
-        binding_key = _binding_keys(topic)[0]
         raws = [json.dumps(kombu_payload(topic, e)) for e in envelopes]
-        with self.unavailable_on_failure("publishing"), self._client.pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(binding_key)  # type: ignore[no-untyped-call]
-                    bindings = [
-                        (parts[0], parts[-1])
-                        for parts in (
-                            _text(m).split(BINDING_SEPARATOR) for m in pipe.smembers(binding_key)
-                        )
-                    ]
-                    unroutable = []
-                    per_queue: dict[str, list[str]] = {}
-                    for envelope, raw in zip(envelopes, raws, strict=True):
-                        queues = {q for p, q in bindings if topic_matches(p, envelope.key)}
-                        if not queues:
-                            unroutable.append(envelope.id)
-                        for queue in queues:
-                            per_queue.setdefault(queue, []).append(raw)
-                    pipe.multi()
-                    for queue, queued in per_queue.items():
-                        pipe.lpush(queue, *queued)
-                    pipe.execute()
-                    return unroutable
-                except redis.WatchError:
-                    continue
+        with self.unavailable_on_failure("publishing"):
+            missed = self._publish(
+                keys=[_binding_keys(topic)[0]],
+                args=[len(envelopes), *(e.key for e in envelopes), *raws],
+            )
+        return [envelopes[int(index) - 1].id for index in missed]
 
     # Pulling and leases
 

@@ -8,6 +8,7 @@ which makes every leased message deliverable again at once.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import signal
 import sys
@@ -26,10 +27,22 @@ from .app import create_app
 THREADS = 128
 """Requests served at once; long polls each hold one for up to 20 s."""
 DRAIN_SECONDS = 25.0
+M_ARENA_MAX = -8
 """How long a stop waits for requests in flight (a long poll lasts at most 20 s)."""
 
 
+def _limit_malloc_arenas() -> None:
+    """glibc gives each busy thread an arena of its own, which keeps freed memory; two
+    arenas serve a server whose threads mostly wait, at a fraction of the memory."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(M_ARENA_MAX, 2)
+    except (OSError, AttributeError):  # not glibc: nothing to limit
+        pass
+
+
 def serve(settings: Settings) -> int:
+    _limit_malloc_arenas()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     broker = create_broker(settings.broker_url)
     service = MessagingService(broker)

@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         f"\nmachine: {os.cpu_count()} cores shared by client, gateway and broker; "
         f"{count} messages per measurement, {args.clients} client processes\n"
     )
-    widths = [max(len(r[i]) for r in rows + [HEADER]) for i in range(4)]
+    widths = [max(len(r[i]) for r in [*rows, HEADER]) for i in range(4)]
     for line in [HEADER, tuple("-" * w for w in widths), *rows]:
         print(" | ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)))
     return 0

@@ -187,27 +187,20 @@ def _wake_latencies(gateway: Gateway, name: str, rounds: int) -> list[float]:
     """Milliseconds from sending a publish to the answer of a long poll waiting for it."""
     poller = http.client.HTTPConnection(gateway.host, gateway.port)
     publisher = http.client.HTTPConnection(gateway.host, gateway.port)
+    path = f"/v1/subscriptions/{name}/pull"
+    answer_at = [0.0]
+
+    def poll() -> None:
+        _call(poller, "POST", path, {"wait_seconds": 10, "auto_ack": True})
+        answer_at[0] = time.perf_counter()
+
     latencies = []
     for _ in range(rounds):
-        answered = threading.Event()
-        answer_at = [0.0]
-
-        def poll() -> None:
-            _call(
-                poller,
-                "POST",
-                f"/v1/subscriptions/{name}/pull",
-                {"wait_seconds": 10, "auto_ack": True},
-            )
-            answer_at[0] = time.perf_counter()
-            answered.set()
-
         waiter = threading.Thread(target=poll)
         waiter.start()
         time.sleep(0.02)  # let the poll reach the gateway and start waiting
         sent_at = time.perf_counter()
         _call(publisher, "POST", f"/v1/topics/{name}/messages", {"text": "wake"})
-        answered.wait(15)
-        waiter.join()
+        waiter.join(15)
         latencies.append((answer_at[0] - sent_at) * 1000)
     return latencies
