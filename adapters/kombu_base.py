@@ -10,7 +10,6 @@ headers as headers. The gateway adds one header of its own, ``x-messaging-publis
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import uuid
@@ -102,25 +101,6 @@ def delivered_message(
         delivery_count=delivery_count,
         receipt=receipt,
     )
-
-
-def kombu_payload(topic: str, envelope: Envelope) -> dict[str, Any]:
-    """The message as kombu's virtual transports (Redis) store it."""
-    return {
-        "body": base64.b64encode(envelope.payload).decode("ascii"),
-        "content-encoding": "binary",
-        "content-type": envelope.content_type,
-        "headers": broker_headers(envelope),
-        "properties": {
-            "body_encoding": "base64",
-            "delivery_info": {"exchange": topic, "routing_key": envelope.key},
-            "delivery_mode": 2,
-            "delivery_tag": str(uuid.uuid4()),
-            "message_id": envelope.id,
-            "priority": 0,
-            "timestamp": envelope.published_at.timestamp(),
-        },
-    }
 
 
 def config_to_json(config: SubscriptionConfig) -> str:

@@ -274,7 +274,7 @@ class RabbitMQBroker(KombuBroker):
         )
 
     def check_health(self) -> None:
-        self._leases.run(self._leases.ensure_connection)
+        self._leases.run(self._leases.ping)
 
     def close(self) -> None:
         self._leases.stop()
@@ -585,6 +585,11 @@ class _LeaseLoop:
         if self._connection is None:
             self._connection = self._broker.open_connection(heartbeat=HEARTBEAT_SECONDS)
         return self._connection
+
+    def ping(self) -> None:
+        """A round trip to the broker on the lease connection."""
+        channel = self.ensure_connection().channel()
+        channel.close()
 
     def _channel(self, name: str) -> amqp.Channel:
         channel = self._channels.get(name)
