@@ -46,13 +46,6 @@ class SubscriptionNotFound(MessagingError):
         self.name = name
 
 
-class NotFound(MessagingError):
-    """A route or resource other than a subscription does not exist."""
-
-    status = 404
-    code = "not_found"
-
-
 class SubscriptionConflict(MessagingError):
     status = 409
     code = "subscription_conflict"

@@ -25,7 +25,7 @@ def unreachable(what: str, error: BaseException) -> None:
     reason = f"{what} is unreachable: {error}"
     if require_brokers():
         pytest.fail(f"{reason} (MESSAGING_REQUIRE_BROKERS=1)")
-    pytest.skip(reason)
+    pytest.skip(reason)  # the broker is unreachable and not required
 
 
 def memory_factory() -> BrokerFactory:
