@@ -22,6 +22,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import json
+import logging
 import queue
 import select
 import socket
@@ -61,6 +62,7 @@ from .kombu_base import (
 )
 
 T = TypeVar("T")
+log = logging.getLogger("messaging.rabbitmq")
 
 CATALOG_QUEUE = "messaging.catalog"
 CATALOG_LOCK_QUEUE = "messaging.catalog.lock"
@@ -527,6 +529,9 @@ class _LeaseLoop:
                 self._lose_connection(BrokerUnavailable(f"rabbitmq connection lost: {error}"))
             except amqp.exceptions.ChannelError:
                 self._clean_broken_channels()
+            except Exception as error:  # the loop must keep running: start afresh
+                log.exception("the lease thread failed")
+                self._lose_connection(BrokerUnavailable(f"rabbitmq lease thread failed: {error}"))
         self._shutdown()
 
     def _turn(self) -> None:

@@ -17,6 +17,7 @@ import contextlib
 import heapq
 import itertools
 import json
+import logging
 import re
 import threading
 import time
@@ -45,6 +46,8 @@ from .kombu_base import (
     config_to_json,
     delivered_message,
 )
+
+log = logging.getLogger("messaging.redis")
 
 CATALOG = "messaging.subscriptions"
 BINDING_SEPARATOR = "\x06\x16"
@@ -486,8 +489,12 @@ class RedisBroker(KombuBroker):
                 if self._closed:
                     return
                 _, name = heapq.heappop(self._due)
-            with contextlib.suppress(BrokerUnavailable, SubscriptionNotFound):
+            try:
                 self._expire(name)
+            except (BrokerUnavailable, SubscriptionNotFound):
+                pass  # the next pull, or the next lease's clock, gives them back
+            except Exception:  # the clock must keep running
+                log.exception("ending leases of %r failed", name)
 
     def _expire(self, name: str) -> None:
         leases, deadlines = _lease_keys(name)
@@ -509,6 +516,7 @@ class RedisBroker(KombuBroker):
         with self._clock:
             self._closed = True
             self._clock.notify()
+        self._clock_thread.join(IO_TIMEOUT_SECONDS + 1)  # it may be ending a lease
         with contextlib.suppress(BrokerUnavailable):
             self._give_back_all()
         self._client.close()
