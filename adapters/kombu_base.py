@@ -150,11 +150,16 @@ class KombuBroker(Broker):
             *self.connection.connection_errors,
             OSError,
         )
+        self._refused_errors: tuple[type[BaseException], ...] = tuple(
+            self.connection.channel_errors
+        )
 
     @contextmanager
     def unavailable_on_failure(self, doing: str) -> Iterator[None]:
-        """Translate the client library's connection errors into BrokerUnavailable."""
+        """Translate the client library's errors into BrokerUnavailable."""
         try:
             yield
         except self._unavailable_errors as error:
             raise BrokerUnavailable(f"{self.kind} unavailable while {doing}: {error}") from error
+        except self._refused_errors as error:  # e.g. a key of another type on Redis
+            raise BrokerUnavailable(f"{self.kind} refused {doing}: {error}") from error

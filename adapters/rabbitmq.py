@@ -70,6 +70,9 @@ CONFIRM_TIMEOUT_SECONDS = IO_TIMEOUT_SECONDS
 LOCK_TIMEOUT_SECONDS = 10.0
 HEARTBEAT_SECONDS = 10
 POOL_SIZE = 4
+SHORTSTR_BYTES = 255
+LONG_ID_HEADER = "x-messaging-id"
+"""Carries an id too long for the message_id property (a short string of 255 bytes)."""
 READY_PATIENCE_SECONDS = 1.0
 
 
@@ -99,7 +102,7 @@ def decode_delivery(message: amqp.Message, receipt: str | None) -> Message:
         headers=headers,
         content_type=properties.get("content_type"),
         body=message.body,
-        message_id=properties.get("message_id"),
+        message_id=headers.get(LONG_ID_HEADER) or properties.get("message_id"),
         timestamp=properties.get("timestamp"),
         delivery_count=(previous if isinstance(previous, int) else 0) + 1,
         receipt=receipt,
@@ -142,11 +145,14 @@ class RabbitMQBroker(KombuBroker):
             channel = self._checkout()
             try:
                 unroutable = channel.publish(topic, envelopes)
-            except amqp.exceptions.NotFound:  # the exchange was deleted behind our back
+            except amqp.exceptions.NotFound as error:  # the exchange was deleted meanwhile
                 channel.close()
                 if attempt == 2:
-                    raise
+                    raise BrokerUnavailable(f"rabbitmq refused the publish: {error}") from error
                 continue
+            except amqp.exceptions.AMQPError as error:  # e.g. an exchange of another type
+                channel.close()
+                raise BrokerUnavailable(f"rabbitmq refused the publish: {error}") from error
             except self._unavailable_errors as error:
                 channel.close()
                 raise BrokerUnavailable(
@@ -178,9 +184,9 @@ class RabbitMQBroker(KombuBroker):
             except self._unavailable_errors as error:
                 self._drop_catalog_connection()
                 raise BrokerUnavailable(f"rabbitmq unavailable: {error}") from error
-            except amqp.exceptions.AMQPError:
+            except amqp.exceptions.AMQPError as error:
                 self._drop_catalog_connection()
-                raise
+                raise BrokerUnavailable(f"rabbitmq refused: {error}") from error
 
     def _drop_catalog_connection(self) -> None:
         if self._catalog_connection is not None:
@@ -215,7 +221,7 @@ class RabbitMQBroker(KombuBroker):
                 channel.queue_bind(config.name, config.topic, config.pattern)
             except amqp.exceptions.PreconditionFailed as error:
                 raise SubscriptionConflict(
-                    f"a queue named {config.name!r} exists with other arguments: {error}"
+                    f"the topic or the queue exists on RabbitMQ with other arguments: {error}"
                 ) from None
             session.configs[config.name] = config
             if config.dead_letter:
@@ -325,13 +331,17 @@ class _PublishChannel:
             self.declared.add(topic)
         self.returned, self.refused = [], 0
         for envelope in envelopes:
+            headers = broker_headers(envelope)
+            message_id: str | None = envelope.id
+            if len(envelope.id.encode("utf-8", "surrogatepass")) > SHORTSTR_BYTES:
+                headers[LONG_ID_HEADER], message_id = envelope.id, None
             message = amqp.Message(
                 envelope.payload,
                 content_type=envelope.content_type,
-                message_id=envelope.id,
+                message_id=message_id,
                 timestamp=int(envelope.published_at.timestamp()),
                 delivery_mode=2,
-                application_headers=broker_headers(envelope),
+                application_headers=headers,
             )
             self.channel.basic_publish(
                 message, exchange=topic, routing_key=envelope.key, mandatory=True

@@ -71,6 +71,8 @@ def _header_problem(headers: object) -> str | None:
     for name, value in headers.items():
         if not isinstance(name, str) or not 0 < len(name) <= MAX_HEADER_NAME_CHARS:
             return f"names must be strings of 1 to {MAX_HEADER_NAME_CHARS} characters"
+        if len(name.encode("utf-8", "surrogatepass")) > MAX_HEADER_NAME_CHARS:
+            return f"{name[:20]!r}...: names must be at most {MAX_HEADER_NAME_CHARS} bytes in UTF-8"
         if name.lower().startswith(RESERVED_HEADER_PREFIX):
             return f"{name!r}: the prefix {RESERVED_HEADER_PREFIX!r} is reserved"
         if isinstance(value, (bool, str)):

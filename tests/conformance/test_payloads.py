@@ -49,3 +49,15 @@ def test_id_key_headers_and_publish_time_survive(service: MessagingService, fres
     }
     assert message.published_at.tzinfo is not None
     assert before - timedelta(seconds=1) <= message.published_at <= datetime.now(UTC)
+
+
+def test_the_longest_ids_and_header_names_survive(service: MessagingService, fresh) -> None:
+    topic, sub = fresh("t"), fresh("s")
+    service.create_subscription(sub, topic)
+    long_id = "é😀" * 64  # 128 characters, 384 bytes in UTF-8
+    headers = {"n" * 255: "v", "ü" * 127: "w"}
+    service.publish(topic, [OutgoingMessage.text("x", id=long_id, headers=headers)])
+
+    [message] = service.pull(sub)
+
+    assert (message.id, dict(message.headers)) == (long_id, headers)
