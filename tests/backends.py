@@ -125,3 +125,15 @@ def delete_exchanges(names: list[str]) -> None:
         channel = connection.channel()
         for name in names:
             channel.exchange_delete(name)
+
+
+def reachable_url(backend: str) -> str:
+    """The broker URL of a backend: memory, fakeredis, redis or rabbitmq; a real broker
+    that cannot be reached skips (or, under MESSAGING_REQUIRE_BROKERS=1, fails) the test."""
+    if backend == "rabbitmq":
+        _reachable_rabbitmq(RABBITMQ_URL)
+        return RABBITMQ_URL
+    if backend == "redis":
+        _reachable_redis(REDIS_URL)
+        return REDIS_URL
+    return fake_redis_url() if backend == "fakeredis" else "memory://"

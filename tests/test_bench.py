@@ -5,12 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tests.backends import RABBITMQ_URL, REDIS_URL, _reachable_rabbitmq, _reachable_redis
+from tests.backends import reachable_url
 
 
 def test_bench_prints_its_table() -> None:
-    _reachable_redis(REDIS_URL)
-    _reachable_rabbitmq(RABBITMQ_URL)
+    reachable_url("redis")
+    reachable_url("rabbitmq")
     finished = subprocess.run(
         [sys.executable, "-m", "bench", "--messages", "1000", "--seconds", "1"],
         capture_output=True,

@@ -5,14 +5,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from tests.backends import (
-    RABBITMQ_URL,
-    REDIS_URL,
-    _reachable_rabbitmq,
-    _reachable_redis,
-    delete_exchanges,
-    fake_redis_url,
-)
+from tests.backends import delete_exchanges, reachable_url
 
 KOMBU_BACKENDS = ["fakeredis", "rabbitmq", "redis"]
 
@@ -20,15 +13,9 @@ KOMBU_BACKENDS = ["fakeredis", "rabbitmq", "redis"]
 @pytest.fixture(params=KOMBU_BACKENDS)
 def backend_url(request: pytest.FixtureRequest, used_names: list[str]) -> Iterator[str]:
     """The URL of one real (or fakeredis) broker the kombu adapters run on."""
+    yield reachable_url(request.param)
     if request.param == "rabbitmq":
-        _reachable_rabbitmq(RABBITMQ_URL)
-        yield RABBITMQ_URL
         delete_exchanges(used_names)
-    elif request.param == "redis":
-        _reachable_redis(REDIS_URL)
-        yield REDIS_URL
-    else:
-        yield fake_redis_url()
 
 
 def with_port(url: str, port: int) -> str:

@@ -7,15 +7,15 @@ import pytest
 
 from messaging.errors import BrokerUnavailable, SubscriptionConflict
 from messaging.model import OutgoingMessage
-from tests.backends import RABBITMQ_URL, _reachable_rabbitmq
+from tests.backends import reachable_url
 
 
 def test_an_exchange_of_another_type(open_service, fresh, used_names) -> None:
-    _reachable_rabbitmq(RABBITMQ_URL)
+    url = reachable_url("rabbitmq")
     topic = fresh("direct")
-    with kombu.Connection(RABBITMQ_URL, connect_timeout=2) as connection:
+    with kombu.Connection(url, connect_timeout=2) as connection:
         kombu.Exchange(topic, "direct", durable=True)(connection.default_channel).declare()
-    service = open_service(RABBITMQ_URL)
+    service = open_service(url)
     try:
         with pytest.raises(BrokerUnavailable, match="PRECONDITION_FAILED"):
             service.publish(topic, [OutgoingMessage.text("x")])
@@ -32,13 +32,11 @@ def test_an_exchange_of_another_type(open_service, fresh, used_names) -> None:
 def test_a_redis_key_of_another_type(open_service, fresh) -> None:
     import redis
 
-    from tests.backends import REDIS_URL, _reachable_redis
-
-    _reachable_redis(REDIS_URL)
-    service = open_service(REDIS_URL)
+    url = reachable_url("redis")
+    service = open_service(url)
     topic, sub = fresh("t"), fresh("s")
     service.create_subscription(sub, topic)
-    client = redis.Redis.from_url(REDIS_URL)
+    client = redis.Redis.from_url(url)
     client.delete(sub)
     client.set(sub, "not a list")
     try:

@@ -78,13 +78,13 @@ def test_gateway_pulls_what_a_kombu_producer_published(
 def test_gateway_pulls_what_pika_published(open_service, fresh) -> None:
     import pika
 
-    from tests.backends import RABBITMQ_URL, _reachable_rabbitmq
+    from tests.backends import reachable_url
 
-    _reachable_rabbitmq(RABBITMQ_URL)
-    service = open_service(RABBITMQ_URL)
+    url = reachable_url("rabbitmq")
+    service = open_service(url)
     topic, sub = fresh("t"), fresh("s")
     service.create_subscription(sub, topic)
-    connection = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
+    connection = pika.BlockingConnection(pika.URLParameters(url))
     try:
         channel = connection.channel()
         channel.basic_publish(

@@ -18,14 +18,7 @@ import pytest
 
 from messaging.registry import create_broker
 from messaging.service import MessagingService
-from tests.backends import (
-    RABBITMQ_URL,
-    REDIS_URL,
-    _reachable_rabbitmq,
-    _reachable_redis,
-    delete_exchanges,
-    fake_redis_url,
-)
+from tests.backends import delete_exchanges, reachable_url
 
 
 class Server:
@@ -84,19 +77,9 @@ def start_server() -> Iterator[Callable[..., Server]]:
             server.process.communicate()
 
 
-def broker_url_for(name: str) -> str:
-    if name == "rabbitmq":
-        _reachable_rabbitmq(RABBITMQ_URL)
-        return RABBITMQ_URL
-    if name == "redis":
-        _reachable_redis(REDIS_URL)
-        return REDIS_URL
-    return fake_redis_url() if name == "fakeredis" else "memory://"
-
-
 @pytest.mark.parametrize("backend", ["memory", "fakeredis", "redis", "rabbitmq"])
 def test_publish_pull_ack_over_http(start_server, backend: str, fresh, used_names) -> None:
-    server = start_server(broker_url_for(backend))
+    server = start_server(reachable_url(backend))
     topic, sub = fresh("t"), fresh("s")
     try:
         assert server.call("PUT", f"/v1/subscriptions/{sub}", {"topic": topic})[0] == 201
@@ -127,8 +110,7 @@ def test_publish_pull_ack_over_http(start_server, backend: str, fresh, used_name
 
 
 def test_startup_line_names_the_url_and_masks_the_password(start_server) -> None:
-    _reachable_rabbitmq(RABBITMQ_URL)
-    server = start_server(RABBITMQ_URL)
+    server = start_server(reachable_url("rabbitmq"))
     assert "broker rabbitmq at amqp://guest:***@127.0.0.1:5672/" in server.startup_line
     assert "guest:guest" not in server.startup_line
     memory = start_server()
@@ -181,7 +163,7 @@ def test_fifty_long_polls_do_not_hold_up_other_requests(start_server) -> None:
 def test_sigterm_finishes_requests_in_flight_and_gives_leases_back(
     start_server, backend: str, fresh, used_names
 ) -> None:
-    url = broker_url_for(backend)
+    url = reachable_url(backend)
     server = start_server(url)
     topic, sub, idle = fresh("t"), fresh("s"), fresh("idle")
     server.call("PUT", f"/v1/subscriptions/{sub}", {"topic": topic})
